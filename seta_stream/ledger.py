@@ -324,6 +324,37 @@ class Ledger:
         seen = tbl.column("seen").to_numpy(zero_copy_only=False).astype(bool, copy=False)
         return scores, seen
 
+    def sample_rows(self, ids: NDArray[np.int64]) -> pa.Table:
+        """``shard_id, pos, key, byte_offset, nbytes`` of the given sorted sample ids, in that order."""
+        tbl = query_arrow(self.con, "SELECT shard_id, pos, key, byte_offset, nbytes FROM samples ORDER BY sample_id")
+        if len(ids) == tbl.num_rows:
+            return tbl
+        return tbl.take(pa.array(ids, pa.int64()))
+
+    def record_plan(
+        self,
+        *,
+        epoch: int,
+        policy: str,
+        params: dict[str, Any],
+        n_samples: int,
+        n_selected: int,
+        window: list[int] | None,
+        bounds: list[list[float]] | None,
+    ) -> None:
+        """Record (or refresh) an epoch's plan in the ``epochs`` table."""
+        saved = 1.0 - n_selected / n_samples if n_samples else 0.0
+        self.con.execute(
+            """INSERT INTO epochs (epoch, policy, params, n_samples, n_selected, saved_fraction, window_groups,
+                                   bounds, planned_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)
+               ON CONFLICT (epoch) DO UPDATE SET policy = excluded.policy, params = excluded.params,
+                   n_samples = excluded.n_samples, n_selected = excluded.n_selected,
+                   saved_fraction = excluded.saved_fraction, window_groups = excluded.window_groups,
+                   bounds = excluded.bounds, planned_at = coalesce(epochs.planned_at, excluded.planned_at)""",
+            [epoch, policy, json.dumps(params), n_samples, n_selected, saved, json.dumps(window), json.dumps(bounds)],
+        )
+
     def epoch_rows(self) -> list[dict[str, Any]]:
         """The ``epochs`` table as dicts, by epoch."""
         cur = self.con.execute("SELECT * FROM epochs ORDER BY epoch")
