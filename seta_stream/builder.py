@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -75,32 +76,41 @@ def _index_or_error(ref: ShardRef) -> ShardIndex | ShardError:
         return e
 
 
-def _indexed(refs: Sequence[ShardRef], workers: int) -> Iterator[tuple[ShardRef, ShardIndex | ShardError]]:
+def _start_pool(workers: int) -> ProcessPoolExecutor:
+    """Indexing processes, forked all at once. Call before opening the ledger:
+    DuckDB is not fork-safe, and forking needs no main-module guard in the
+    user's script (``forkserver``/``spawn`` do). Elsewhere than Linux: spawn."""
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method))
+    for fut in [pool.submit(int) for _ in range(workers)]:
+        fut.result()
+    return pool
+
+
+def _indexed(
+    refs: Sequence[ShardRef], pool: ProcessPoolExecutor | None, workers: int
+) -> Iterator[tuple[ShardRef, ShardIndex | ShardError]]:
     """Index shards, yielding results in the given order."""
-    if workers <= 1 or len(refs) <= 1:
+    if pool is None or len(refs) <= 1:
         for ref in refs:
             yield ref, _index_or_error(ref)
         return
-    # forkserver: workers start from a clean process, not from one that may hold
-    # a DuckDB connection (which is not fork-safe).
-    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method)) as pool:
-        pending: deque[tuple[ShardRef, Future[ShardIndex | ShardError]]] = deque()
-        it = iter(refs)
-        try:
-            for ref in it:
-                pending.append((ref, pool.submit(_index_or_error, ref)))
-                if len(pending) >= 4 * workers:
-                    break
-            while pending:
-                ref, fut = pending.popleft()
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append((nxt, pool.submit(_index_or_error, nxt)))
-                yield ref, fut.result()
-        finally:
-            for _, fut in pending:
-                fut.cancel()
+    pending: deque[tuple[ShardRef, Future[ShardIndex | ShardError]]] = deque()
+    it = iter(refs)
+    try:
+        for ref in it:
+            pending.append((ref, pool.submit(_index_or_error, ref)))
+            if len(pending) >= 4 * workers:
+                break
+        while pending:
+            ref, fut = pending.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(_index_or_error, nxt)))
+            yield ref, fut.result()
+    finally:
+        for _, fut in pending:
+            fut.cancel()
 
 
 def _sample_table(shard_id: int, first: int, idx: ShardIndex) -> pa.Table:
@@ -197,6 +207,8 @@ def build_ledger(
         _remove_db(target)
     ok = False
     ledger: Ledger | None = None
+    workers = min(workers, len(refs))
+    pool = _start_pool(workers) if workers > 1 else None
     try:
         ledger = Ledger.create(target) if fresh else Ledger.open(ledger_path)
         with ledger.transaction():
@@ -204,13 +216,15 @@ def build_ledger(
                 todo, verify, summary.shards_unchanged = list(refs), {}, 0
             else:
                 todo, verify, summary.shards_unchanged = _plan_existing(ledger, refs)
-            _index_into(ledger, todo, verify, workers, skip_bad, progress, on_progress, summary)
+            _index_into(ledger, todo, verify, pool, workers, skip_bad, progress, on_progress, summary)
         summary.shards_total = len(ledger.shards())
         summary.samples_total = ledger.num_samples()
         row = fetch_one(ledger.con, "SELECT count(*) FROM (SELECT key FROM samples GROUP BY key HAVING count(*) > 1)")
         summary.duplicate_keys = int(row[0]) if row else 0
         ok = True
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         if ledger is not None:
             ledger.close()
         if fresh:
@@ -228,6 +242,7 @@ def _index_into(
     ledger: Ledger,
     todo: list[ShardRef],
     verify: dict[str, str],
+    pool: ProcessPoolExecutor | None,
     workers: int,
     skip_bad: bool,
     progress: bool,
@@ -252,7 +267,7 @@ def _index_into(
     t0 = time.perf_counter()
     last_post = 0.0
     try:
-        for done, (ref, result) in enumerate(_indexed(todo, workers), 1):
+        for done, (ref, result) in enumerate(_indexed(todo, pool, workers), 1):
             if isinstance(result, ShardError):
                 if not skip_bad:
                     raise result

@@ -105,6 +105,25 @@ def fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None
     return rows[0] if rows else None
 
 
+def last_per_id(ids: NDArray[np.int64], n: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Unique ids (sorted) and, for each, the index of its last occurrence in ``ids``.
+
+    O(n) without a sort when no id repeats (the common case); a stable sort
+    otherwise (an epoch whose short ranks repeated a few samples).
+    """
+    counts = np.bincount(ids, minlength=n)
+    if len(counts) and counts.max() <= 1:
+        where = np.full(n, -1, dtype=np.int64)
+        where[ids] = np.arange(len(ids), dtype=np.int64)
+        uniq = np.flatnonzero(counts).astype(np.int64)
+        return uniq, where[uniq]
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    is_last = np.ones(len(ids), dtype=bool)
+    is_last[:-1] = sorted_ids[1:] != sorted_ids[:-1]
+    return sorted_ids[is_last].astype(np.int64), order[is_last].astype(np.int64)
+
+
 def query_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pa.Table:
     """Run a query and return its result as a pyarrow Table (DuckDB 1.x and 2.x)."""
     rel = con.sql(sql, params=params)
@@ -354,6 +373,71 @@ class Ledger:
                    bounds = excluded.bounds, planned_at = coalesce(epochs.planned_at, excluded.planned_at)""",
             [epoch, policy, json.dumps(params), n_samples, n_selected, saved, json.dumps(window), json.dumps(bounds)],
         )
+
+    def is_ingested(self, epoch: int) -> bool:
+        row = fetch_one(self.con, "SELECT ingested_at IS NOT NULL FROM epochs WHERE epoch = ?", [epoch])
+        return bool(row and row[0])
+
+    def ingested_epochs(self) -> list[int]:
+        return [r[0] for r in self.con.execute("SELECT epoch FROM epochs WHERE ingested_at IS NOT NULL ORDER BY epoch").fetchall()]
+
+    def ingest(
+        self,
+        epoch: int,
+        ids: NDArray[np.int64],
+        losses: NDArray[np.float32],
+        *,
+        ema_alpha: float,
+        n_nonfinite: int = 0,
+    ) -> bool:
+        """Merge an epoch's loss records into ``scores``, in one transaction.
+
+        Each sample's last record of the epoch wins. ``loss`` becomes it,
+        ``ema`` moves towards it (``a*ema + (1-a)*loss``; the loss itself on
+        first sight), ``n_seen`` grows by one, ``last_epoch`` becomes ``epoch``.
+        The epoch is marked ingested in the same transaction, so ingesting it
+        again changes nothing.
+
+        Returns:
+            True if the records were merged, False if the epoch was already ingested.
+
+        Raises:
+            LedgerError: a record's sample id is outside the ledger.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        losses = np.asarray(losses, dtype=np.float32)
+        n = self.num_samples()
+        if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= n):
+            bad = ids[(ids < 0) | (ids >= n)]
+            raise LedgerError(f"epoch {epoch}: loss records for sample ids outside the ledger (0..{n - 1}): "
+                              f"{', '.join(map(str, bad[:5]))}")  # fmt: skip
+        uniq, last = last_per_id(ids, n)
+        update = pa.table({"sample_id": pa.array(uniq, pa.int64()), "loss": pa.array(losses[last], pa.float32())})
+        with self.transaction():
+            if self.is_ingested(epoch):
+                return False
+            self.con.register("_records", update)
+            try:
+                self.con.execute(
+                    """UPDATE scores SET
+                           loss = r.loss,
+                           ema = CASE WHEN scores.n_seen = 0 THEN r.loss
+                                      ELSE (? * scores.ema + (1 - ?) * r.loss)::REAL END,
+                           n_seen = scores.n_seen + 1,
+                           last_epoch = ?
+                       FROM _records r WHERE scores.sample_id = r.sample_id""",
+                    [ema_alpha, ema_alpha, epoch],
+                )
+            finally:
+                self.con.unregister("_records")
+            self.con.execute(
+                """INSERT INTO epochs (epoch, n_records, n_nonfinite, ingested_at)
+                   VALUES (?, ?, ?, now()::TIMESTAMP)
+                   ON CONFLICT (epoch) DO UPDATE SET n_records = excluded.n_records,
+                       n_nonfinite = excluded.n_nonfinite, ingested_at = excluded.ingested_at""",
+                [epoch, int(len(ids)), int(n_nonfinite)],
+            )
+        return True
 
     def epoch_rows(self) -> list[dict[str, Any]]:
         """The ``epochs`` table as dicts, by epoch."""

@@ -108,6 +108,7 @@ class Manifest:
         self.shard_total: list[int] = sh["total"]
         self.shard_kept: list[int] = sh["kept"]
         self.shard_seekable: list[bool] = sh["seekable"]
+        self.shard_bytes: list[int] = sh["bytes"]
         self._row_group: list[int] = sh["row_group"]
         self._index = {n: i for i, n in enumerate(self.shard_names)}
         self._file: pq.ParquetFile | None = None
@@ -216,6 +217,7 @@ class ShardInfo:
     url: str
     total: int
     seekable: bool
+    nbytes: int = 0
 
 
 def write_manifest(
@@ -286,6 +288,7 @@ def write_manifest(
             "total": [int(s.total) for s in shards],
             "kept": [int(x) for x in kept],
             "seekable": [bool(s.seekable) for s in shards],
+            "bytes": [int(s.nbytes) for s in shards],
             "row_group": [int(x) for x in row_group],
         },
     }
@@ -334,7 +337,7 @@ def plan_epoch(
         offsets=rows.column("byte_offset"),
         nbytes=rows.column("nbytes"),
         weights=selection.weights,
-        shards=[ShardInfo(s.name, s.url, s.n_samples, s.seekable) for s in ok],
+        shards=[ShardInfo(s.name, s.url, s.n_samples, s.seekable, s.nbytes) for s in ok],
         header={
             "epoch": epoch,
             "policy": config.policy,

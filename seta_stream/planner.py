@@ -99,3 +99,27 @@ def split_quota(total: int, weights: Sequence[int]) -> list[int]:
 def saved_fraction(sample_steps: int, n_samples: int, epochs: int) -> float:
     """1 - (sample-steps run) / (N * E)."""
     return 1.0 - sample_steps / float(n_samples * epochs) if n_samples and epochs else 0.0
+
+
+def split_batches(steps: int, kept: Sequence[int], batch_size: int) -> list[int]:
+    """Split a rank's ``steps`` batches among its DataLoader workers.
+
+    Each worker first gets the batches that hold its kept samples
+    (``ceil(kept/batch_size)``); spare batches (when the rank must repeat
+    samples to match the other ranks) go to the workers with the most kept
+    samples. When the ceilings add up to more than ``steps``, every worker
+    gets ``floor(kept/batch_size)`` and the rest go to the largest remainders,
+    so at most one partial batch's worth of samples is left out. A worker
+    with no kept sample gets no batch. Deterministic.
+    """
+    k = np.asarray(kept, dtype=np.int64)
+    if steps <= 0 or k.sum() <= 0:
+        return [0] * len(k)
+    need = -(-k // batch_size)
+    if need.sum() <= steps:
+        return [int(x) for x in need + np.asarray(split_quota(int(steps - need.sum()), k))]
+    base = k // batch_size
+    rest = int(steps - base.sum())
+    order = np.lexsort((np.arange(len(k)), -(k % batch_size)))
+    base[order[:rest]] += 1
+    return [int(x) for x in base]

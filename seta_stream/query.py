@@ -46,13 +46,14 @@ def _attach_run_views(con: duckdb.DuckDBPyConnection, run_dir: str) -> None:
     losses = os.path.join(run_dir, "losses", "epoch=*", "rank=*.parquet")
     if glob.glob(losses):
         con.execute(
-            f"CREATE TEMP VIEW losses AS SELECT epoch, rank, sample_id, loss "
-            f"FROM read_parquet('{_quote(losses)}', hive_partitioning = true)"
+            "CREATE TEMP VIEW losses AS SELECT CAST(epoch AS INTEGER) AS epoch, "
+            "CAST(regexp_extract(filename, 'rank=([0-9]+)[.]parquet$', 1) AS INTEGER) AS rank, sample_id, loss "
+            f"FROM read_parquet('{_quote(losses)}', hive_partitioning = true, filename = true)"
         )
     manifests = os.path.join(run_dir, "manifests", "epoch=*", "manifest.parquet")
     if glob.glob(manifests):
         con.execute(
-            f"CREATE TEMP VIEW manifests AS SELECT * "
+            "CREATE TEMP VIEW manifests AS SELECT CAST(epoch AS INTEGER) AS epoch, * EXCLUDE (epoch) "
             f"FROM read_parquet('{_quote(manifests)}', hive_partitioning = true)"
         )
 

@@ -204,12 +204,15 @@ class _Checksums:
     checked as it is read.
     """
 
-    def __init__(self, buf: bytes | mmap.mmap | None, base: int = 0) -> None:
+    def __init__(self, buf: bytes | mmap.mmap | None, base: int = 0, enabled: bool = True) -> None:
         self._buf = buf
         self._base = base
+        self._enabled = enabled
         self.offsets: list[int] = []
 
     def add(self, blk: bytes, chk: bytes, off: int) -> None:
+        if not self._enabled:
+            return
         if self._buf is None:
             _check_sum(blk, chk, off)
         else:
@@ -217,6 +220,9 @@ class _Checksums:
 
     def verify(self) -> None:
         """Raise TarFormatError at the first collected header with a bad checksum."""
+        if not self._enabled:
+            self.offsets.clear()
+            return
         if not self.offsets or self._buf is None:
             return
         offs = np.asarray(self.offsets, dtype=np.int64) - self._base
@@ -248,7 +254,9 @@ Member = tuple[str, int, int, int, "bytes | None"]
 """``(name, header_offset, data_offset, size, data)`` of a regular-file member."""
 
 
-def list_members(src: _Source, start: int = 0, end: int | None = None, want_data: bool = False) -> list[Member]:
+def list_members(
+    src: _Source, start: int = 0, end: int | None = None, want_data: bool = False, verify: bool = True
+) -> list[Member]:
     """The regular-file members that webdataset reads, in archive order.
 
     Args:
@@ -257,6 +265,8 @@ def list_members(src: _Source, start: int = 0, end: int | None = None, want_data
         end: Stop before this offset (a sample span); None reads to the end
             of the archive (the first zero block, or the end of the data).
         want_data: Also return each member's bytes.
+        verify: Check header checksums (readers of spans the index already
+            verified may skip it).
 
     Returns:
         ``(name, header_offset, data_offset, size, data)`` per member:
@@ -267,7 +277,8 @@ def list_members(src: _Source, start: int = 0, end: int | None = None, want_data
         TarFormatError: corrupt header (bad checksum), truncated header or
             member data.
     """
-    checks = _Checksums(src.buf, src.base) if isinstance(src, _BufferSource) else _Checksums(None)
+    buffered = isinstance(src, _BufferSource)
+    checks = _Checksums(src.buf if buffered else None, src.base if buffered else 0, enabled=verify)  # type: ignore[attr-defined]
     out: list[Member] = []
     try:
         _scan(src, start, end, want_data, checks, out)

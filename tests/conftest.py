@@ -72,3 +72,14 @@ def fixture_shards(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[s
 def small_shards(tmp_path) -> list[str]:  # type: ignore[no-untyped-def]
     """Five ShardWriter shards of 20 samples each, in a fresh directory."""
     return write_wds(str(tmp_path / "data"), 100, 20)
+
+
+@pytest.fixture()
+def dataset(tmp_path):  # type: ignore[no-untyped-def]
+    """Six ShardWriter shards of 50 samples and their ledger: (shard paths, ledger path)."""
+    from seta_stream.builder import build_ledger
+
+    paths = write_wds(str(tmp_path / "data"), 300, 50)
+    lp = str(tmp_path / "ledger.duckdb")
+    build_ledger(paths, lp, progress=False, workers=1)
+    return paths, lp
