@@ -44,6 +44,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from .errors import LedgerError
+from .failpoints import failpoint
 
 SCHEMA_VERSION = 1
 
@@ -437,6 +438,7 @@ class Ledger:
                        n_nonfinite = excluded.n_nonfinite, ingested_at = excluded.ingested_at""",
                 [epoch, int(len(ids)), int(n_nonfinite)],
             )
+            failpoint("ingest", epoch)
         return True
 
     def epoch_rows(self) -> list[dict[str, Any]]:

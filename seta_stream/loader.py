@@ -30,7 +30,7 @@ from torch.utils.data._utils.collate import default_collate
 from .errors import RunError
 from .manifest import Manifest, read_manifest
 from .planner import split_batches
-from .stage import PruneState, _prune
+from .reader import stock_kept
 
 Decode = Callable[[dict[str, Any]], dict[str, Any]] | str | Sequence[Any] | None
 
@@ -117,10 +117,7 @@ class EpochDataset(IterableDataset):  # type: ignore[type-arg]
         return self.steps
 
     def _stock_reader(self, manifest: Manifest, index: int, url: str) -> Iterator[dict[str, Any]]:
-        state = PruneState(self.run_dir, self.epoch, root=self.data_root)
-        state._manifest = manifest
-        files = wds.tarfile_to_samples()(iter([{"url": url}]))
-        return _prune(files, state)
+        return stock_kept(self.run_dir, manifest, url, self.data_root)
 
     def _pass(self, manifest: Manifest, shards: list[int], rng: np.random.Generator) -> Iterator[dict[str, Any]]:
         read = self.read_samples or self._stock_reader

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 from .atomic import atomic_write, commit_file, temp_name
 from .config import PolicyConfig
 from .errors import ManifestError
+from .failpoints import failpoint
 from .ledger import Ledger
 from .planner import assign_shards, plan, steps_per_rank
 
@@ -272,6 +273,7 @@ def write_manifest(
         digest = hashlib.sha256(f.read()).hexdigest()
         size = f.tell()
     commit_file(tmp, parquet_path)
+    failpoint("manifest_write", header.get("epoch"))
     summary = {
         "schema_version": SCHEMA_VERSION,
         **header,

@@ -109,8 +109,10 @@ def split_batches(steps: int, kept: Sequence[int], batch_size: int) -> list[int]
     samples to match the other ranks) go to the workers with the most kept
     samples. When the ceilings add up to more than ``steps``, every worker
     gets ``floor(kept/batch_size)`` and the rest go to the largest remainders,
-    so at most one partial batch's worth of samples is left out. A worker
-    with no kept sample gets no batch. Deterministic.
+    so at most one partial batch's worth of samples is left out; when even the
+    floors exceed ``steps`` (a rank holding more than its share), the batches
+    are split in proportion to the kept samples. A worker with no kept sample
+    gets no batch. Always sums to ``steps``. Deterministic.
     """
     k = np.asarray(kept, dtype=np.int64)
     if steps <= 0 or k.sum() <= 0:
@@ -120,6 +122,8 @@ def split_batches(steps: int, kept: Sequence[int], batch_size: int) -> list[int]
         return [int(x) for x in need + np.asarray(split_quota(int(steps - need.sum()), k))]
     base = k // batch_size
     rest = int(steps - base.sum())
+    if rest < 0:
+        return split_quota(steps, k)
     order = np.lexsort((np.arange(len(k)), -(k % batch_size)))
     base[order[:rest]] += 1
     return [int(x) for x in base]

@@ -33,6 +33,7 @@ from .atomic import atomic_write
 from .config import Config, PolicyConfig, load_config
 from .dist import Coordinator, rank_and_world
 from .errors import RunError
+from .failpoints import failpoint
 from .ledger import Ledger
 from .loader import Decode, EpochDataset, as_loader, shard_url
 from .manifest import Manifest, check_manifest, plan_epoch, read_manifest
@@ -259,7 +260,7 @@ class Pruner:
             return None
         from .reader import FastReader
 
-        return FastReader(self.run_dir, self.epoch or 0, data_root=self.data_root, fallback=self.reader == "auto")
+        return FastReader(self.run_dir, data_root=self.data_root, fallback=self.reader == "auto")
 
     def stage(self, epoch: int, batch_size: int | None = None) -> Any:
         """The prune stage for ``epoch``, for a webdataset pipeline of your own.
@@ -328,6 +329,7 @@ class Pruner:
         epoch, m = self.epoch, self.manifest
         ids, losses, dropped = self._recorder.take()
         write_part(self.run_dir, epoch, self.rank, ids, losses, dropped)
+        failpoint("after_spool", epoch, self.rank)
         self._coord.barrier(f"loss records of epoch {epoch}")
         steps = len(ids)
         if self.rank == 0:

@@ -3,9 +3,9 @@
 The manifest carries each kept sample's byte span (from the ledger), so a
 local, uncompressed shard is memory-mapped and only those spans are touched:
 their headers are parsed with the index's lean parser (no ``tarfile``), and
-each sample comes out as the same dict webdataset's tar reader and
-``group_by_keys`` make (``__key__``, ``__url__``, extension -> bytes, suffixes
-lower-cased, metadata members skipped), plus ``__sample_id__`` and
+each sample comes out as the same dict ``wds.WebDataset`` makes
+(``__key__``, ``__url__``, extension -> bytes with suffixes lower-cased and
+metadata members skipped, ``__local_path__``), plus ``__sample_id__`` and
 ``__weight__``; everything downstream is unchanged.
 
 Shards that cannot be seeked (``pipe:``, ``http(s)://``, compressed) fall back
@@ -22,7 +22,10 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import webdataset as wds
+from urllib.parse import urlparse
+
+from webdataset.cache import StreamingOpen
+from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from .errors import ShardError
 from .manifest import Manifest
@@ -36,15 +39,13 @@ class FastReader:
 
     Args:
         run_dir: The run directory (for the streaming fallback's prune stage).
-        epoch: The epoch.
         data_root: Shards are read under this root (passed to the fallback).
         fallback: Stream shards that cannot be seeked through webdataset;
             with False such a shard is an error.
     """
 
-    def __init__(self, run_dir: str, epoch: int, data_root: str | None = None, fallback: bool = True) -> None:
+    def __init__(self, run_dir: str, data_root: str | None = None, fallback: bool = True) -> None:
         self.run_dir = run_dir
-        self.epoch = epoch
         self.data_root = data_root
         self.fallback = fallback
 
@@ -54,9 +55,20 @@ class FastReader:
             return read_kept(manifest, index, url, local)
         if not self.fallback:
             raise ShardError(manifest.shard_names[index], f"cannot seek in {url} (not a local, uncompressed tar)")
-        state = PruneState(self.run_dir, manifest.epoch, root=self.data_root)
-        state._manifest = manifest
-        return _prune(wds.tarfile_to_samples()(iter([{"url": url}])), state)
+        return stock_kept(self.run_dir, manifest, url, self.data_root)
+
+
+def stock_samples(url: str) -> Iterator[dict[str, Any]]:
+    """Every sample of one shard exactly as ``wds.WebDataset`` yields it (tarfile reader)."""
+    streams = StreamingOpen()([{"url": url}])
+    return group_by_keys(tar_file_expander(streams))
+
+
+def stock_kept(run_dir: str, manifest: Manifest, url: str, data_root: str | None) -> Iterator[dict[str, Any]]:
+    """The kept samples of one shard through webdataset's reader and the prune stage."""
+    state = PruneState(run_dir, manifest.epoch, root=data_root)
+    state._manifest = manifest
+    return _prune(stock_samples(url), state)
 
 
 def read_kept(manifest: Manifest, index: int, url: str, path: str) -> Iterator[dict[str, Any]]:
@@ -65,6 +77,7 @@ def read_kept(manifest: Manifest, index: int, url: str, path: str) -> Iterator[d
     rows = manifest.rows(index)
     if len(rows) == 0:
         return
+    local_path = urlparse(url).path  # as webdataset's reader adds it for local files
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         want = manifest.shard_bytes[index]
@@ -82,7 +95,7 @@ def read_kept(manifest: Manifest, index: int, url: str, path: str) -> Iterator[d
                 members = list_members(src, off, off + lengths[j], want_data=True, verify=False)
             except TarFormatError as e:
                 raise ShardError(name, f"{e.reason} (the shard changed since the ledger was built?)", e.offset) from None
-            sample: dict[str, Any] = {"__key__": None, "__url__": url}
+            sample: dict[str, Any] = {"__key__": None, "__url__": url, "__local_path__": local_path}
             for mname, _h, _d, _s, data in members:
                 if mname[:2] == "__" and is_meta(mname):
                     continue
@@ -95,6 +108,7 @@ def read_kept(manifest: Manifest, index: int, url: str, path: str) -> Iterator[d
             if sample["__key__"] != keys[j]:
                 raise ShardError(name, f"the sample at byte {off} has key {sample['__key__']!r} but the ledger says "
                                        f"{keys[j]!r}; the shard changed since the ledger was built", off)  # fmt: skip
+            sample["__local_path__"] = sample.pop("__local_path__")  # key order as webdataset's
             sample["__sample_id__"] = ids[j]
             sample["__weight__"] = weights[j]
             yield sample

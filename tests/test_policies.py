@@ -176,6 +176,19 @@ def test_uniform_subset_is_uniform() -> None:
     assert np.all(np.abs(counts - 1400) < 150)
 
 
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(steps=st.integers(0, 50), kept=st.lists(st.integers(0, 300), min_size=1, max_size=6), batch=st.integers(1, 32))
+def test_split_batches_always_sums_to_steps(steps: int, kept: list[int], batch: int) -> None:
+    from seta_stream.planner import split_batches
+
+    out = split_batches(steps, kept, batch)
+    assert len(out) == len(kept) and all(b >= 0 for b in out)
+    assert sum(out) == (steps if sum(kept) else 0)
+    assert all(b == 0 for b, k in zip(out, kept) if k == 0)
+    if sum(-(-k // batch) for k in kept) <= steps:  # room for everything: nothing left out
+        assert all(b * batch >= k for b, k in zip(out, kept))
+
+
 def test_shard_assignment_and_steps() -> None:
     kept = [50, 10, 0, 40, 30, 30, 0, 5]
     a = assign_shards(kept, 3)
