@@ -72,7 +72,8 @@ class EpochDataset(IterableDataset):  # type: ignore[type-arg]
         rank: This rank (seeds the order).
         seed: The run's seed.
         decode: See :func:`make_decoder`.
-        transform: Called on each decoded sample dict; must return a dict.
+        transform: Called on each decoded sample dict; must return a dict
+            (``__sample_id__`` and ``__weight__`` are kept either way).
         collate: Batch collation (default ``default_collate``).
         shuffle_buffer: Samples in the shuffle buffer (0: stream order).
         data_root: Read shards under this root instead of the ledger's URLs.
@@ -157,15 +158,13 @@ class EpochDataset(IterableDataset):  # type: ignore[type-arg]
             stream = wds.filters.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, seed=shuffle_seed)(stream)
         batch: list[Any] = []
         for sample in stream:
-            if decoder is not None:
-                sample = decoder(sample)
-            if self.transform is not None:
-                sid, w = sample["__sample_id__"], sample["__weight__"]
-                sample = self.transform(sample)
-                if not isinstance(sample, dict):
-                    raise RunError(f"transform must return a dict (sample fields), got {type(sample).__name__}")
-                sample.setdefault("__sample_id__", sid)
-                sample.setdefault("__weight__", w)
+            sid, w = sample["__sample_id__"], sample["__weight__"]
+            for fn in (decoder, self.transform):
+                if fn is not None:
+                    sample = fn(sample)
+                    if not isinstance(sample, dict):
+                        raise RunError(f"decode and transform must return a dict of fields, got {type(sample).__name__}")
+            sample["__sample_id__"], sample["__weight__"] = sid, w
             batch.append(sample)
             if len(batch) == self.batch_size:
                 yield self.collate(batch)
