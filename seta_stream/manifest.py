@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from .atomic import atomic_write, commit_file, temp_name
+from .files import atomic_write, commit_file, differing_fields, read_versioned_json, temp_name
 from .config import PolicyConfig
 from .errors import ManifestError
 from .failpoints import failpoint
@@ -180,20 +180,8 @@ def read_manifest(run_dir: str, epoch: int) -> Manifest | None:
         ManifestError: the summary is unreadable or of another schema version.
     """
     d = epoch_dir(run_dir, epoch)
-    path = os.path.join(d, "summary.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            summary = json.load(f)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise ManifestError(f"cannot read manifest summary {path}: {e}") from None
-    if summary.get("schema_version") != SCHEMA_VERSION:
-        raise ManifestError(
-            f"manifest {path} has schema version {summary.get('schema_version')}; "
-            f"this seta-stream reads version {SCHEMA_VERSION}"
-        )
-    return Manifest(d, summary)
+    summary = read_versioned_json(os.path.join(d, "summary.json"), SCHEMA_VERSION, ManifestError)
+    return None if summary is None else Manifest(d, summary)
 
 
 def check_manifest(m: Manifest, fingerprint: str, config: PolicyConfig) -> None:
@@ -203,8 +191,8 @@ def check_manifest(m: Manifest, fingerprint: str, config: PolicyConfig) -> None:
             f"manifest of epoch {m.epoch} in {m.directory} was planned from another ledger "
             f"(fingerprint {m.ledger_fingerprint}, this ledger {fingerprint})"
         )
-    if m.summary["params"] != config.to_dict():
-        diff = sorted(k for k, v in config.to_dict().items() if m.summary["params"].get(k) != v)
+    diff = differing_fields(m.summary["params"], config.to_dict())
+    if diff:
         raise ManifestError(
             f"manifest of epoch {m.epoch} in {m.directory} was planned with other parameters ({', '.join(diff)})"
         )

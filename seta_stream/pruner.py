@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_write
+from .files import atomic_write
 from .config import Config, PolicyConfig, load_config
 from .dist import Coordinator, rank_and_world
 from .errors import RunError

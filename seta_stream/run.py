@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .atomic import atomic_write
+from .files import atomic_write, differing_fields, read_versioned_json
 from .config import PolicyConfig
 from .errors import RunError
 from .ledger import Ledger
@@ -39,16 +39,9 @@ class RunInfo:
 
 
 def read_run(run_dir: str) -> RunInfo | None:
-    path = os.path.join(run_dir, "run.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-    except FileNotFoundError:
+    d = read_versioned_json(os.path.join(run_dir, "run.json"), RUN_SCHEMA_VERSION, RunError)
+    if d is None:
         return None
-    except (OSError, ValueError) as e:
-        raise RunError(f"cannot read {path}: {e}") from None
-    if d.get("schema_version") != RUN_SCHEMA_VERSION:
-        raise RunError(f"{path} has schema version {d.get('schema_version')}; expected {RUN_SCHEMA_VERSION}")
     return RunInfo(run_dir, d["run_id"], d["ledger"], d["ledger_fingerprint"], d["config"])
 
 
@@ -59,8 +52,8 @@ def check_run(info: RunInfo, fingerprint: str, config: PolicyConfig) -> None:
             f"run directory {info.run_dir} was written with another ledger ({info.ledger_path}, fingerprint "
             f"{info.ledger_fingerprint}; this ledger's is {fingerprint}); use a new run directory"
         )
-    if info.config != config.to_dict():
-        diff = sorted(k for k, v in config.to_dict().items() if info.config.get(k) != v)
+    diff = differing_fields(info.config, config.to_dict())
+    if diff:
         raise RunError(
             f"run directory {info.run_dir} was written with another config (differs in {', '.join(diff)}); "
             "use the run's config or a new run directory"

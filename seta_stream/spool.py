@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from .atomic import commit_file, temp_name
+from .files import commit_file, temp_name
 from .errors import RunError
 
 _SCHEMA = pa.schema([("sample_id", pa.int64()), ("loss", pa.float32())])

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import SetaStreamError
-from . import ledger_cmds, plan_cmds
+from . import ledger_cmds, plan_cmds, report_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_modules() -> list:  # type: ignore[type-arg]
-    return [ledger_cmds, plan_cmds]
+    return [ledger_cmds, plan_cmds, report_cmd]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
