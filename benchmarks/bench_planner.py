@@ -186,8 +186,9 @@ def main() -> int:
         print(f"{'baseline':10s} N={n0:>12,}  {bt:8.3f} s  {bextra / 1e6:8.0f} MB beyond the scores  kept {bkept:,}"
               "  (randperm + sklearn KMeans + Python grouping)")  # fmt: skip
         print(f"ratio baseline / seta at {n0:,}: {bt / results[n0]['seta'][0]:.0f}x   (target >= 50x)")
-    mw, whole = _manifest_times(n0)
-    print(f"manifest write N={n0:,}: {mw:.3f} s (median of 3; target <= 1 s); whole plan_epoch "
+    n_manifest = min(n0, 3_000_000)  # the manifest target is for 3M; a 100M synthetic ledger needs ~20 GB
+    mw, whole = _manifest_times(n_manifest)
+    print(f"manifest write N={n_manifest:,}: {mw:.3f} s (median of 3; target <= 1 s); whole plan_epoch "
           f"(DuckDB reads + plan + write): {whole:.3f} s")  # fmt: skip
     big = sizes[-1]
     seta_t, seta_extra, _ = results[n0]["seta"]
@@ -201,6 +202,7 @@ def main() -> int:
         "infobatch_s": round(results[n0]["infobatch"][0], 4),
         "random_s": round(results[n0]["random"][0], 4),
         "manifest_write_s": round(mw, 3),
+        "manifest_samples": n_manifest,
         "plan_epoch_s": round(whole, 3),
         "peak_rss_mb": round(max(r[pol][1] for r in results.values() for pol in r) / 1e6, 1),
         "seta_bytes_per_sample": round(max(r["seta"][1] / n for n, r in results.items()), 1),

@@ -147,25 +147,31 @@ class Manifest:
         """Batches every rank yields (the same on all ranks)."""
         return steps_per_rank(self.n_selected, world_size, batch_size)
 
-    def rows(self, shard: int | str) -> ShardRows:
-        """The selected rows of one shard (by index or name), reading only its row group."""
+    def rows(self, shard: int | str, spans: bool = True) -> ShardRows:
+        """The selected rows of one shard (by index or name), reading only its row group.
+
+        With ``spans=False`` the byte offsets and sizes are not read (the prune
+        stage needs positions, a seeking reader needs spans): this runs once per
+        shard in every worker, and with small shards its cost shows.
+        """
         i = shard if isinstance(shard, int) else self._index.get(shard)
         if i is None:
             raise ManifestError(f"shard {shard} is not in the manifest of epoch {self.epoch}")
         rg = self._row_group[i]
+        empty = np.zeros(0, np.int64)
         if rg < 0:
-            return ShardRows(np.zeros(0, np.int32), [], np.zeros(0, np.int64), np.zeros(0, np.float32),
-                             np.zeros(0, np.int64), np.zeros(0, np.int64))  # fmt: skip
+            return ShardRows(np.zeros(0, np.int32), [], empty, np.zeros(0, np.float32), empty, empty)
         if self._file is None:
             self._file = pq.ParquetFile(os.path.join(self.directory, "manifest.parquet"))
-        t = self._file.read_row_group(rg, columns=["key", "sample_id", "pos", "byte_offset", "nbytes", "weight"])
+        cols = ["key", "sample_id", "pos", "weight"] + (["byte_offset", "nbytes"] if spans else [])
+        t = self._file.read_row_group(rg, columns=cols, use_threads=False)
         return ShardRows(
             pos=t.column("pos").to_numpy(),
             keys=t.column("key").to_pylist(),
             sample_ids=t.column("sample_id").to_numpy(),
             weights=t.column("weight").to_numpy(),
-            offsets=t.column("byte_offset").to_numpy(),
-            nbytes=t.column("nbytes").to_numpy(),
+            offsets=t.column("byte_offset").to_numpy() if spans else empty,
+            nbytes=t.column("nbytes").to_numpy() if spans else empty,
         )
 
     def table(self) -> pa.Table:

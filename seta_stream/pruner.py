@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from .files import atomic_write
+from .files import atomic_write, differing_fields
 from .config import Config, PolicyConfig, load_config
 from .dist import Coordinator, rank_and_world
 from .errors import RunError
@@ -46,6 +46,14 @@ _MISSING_STAGE = (
     "the batch has no __sample_id__: the prune stage is missing from the pipeline "
     "(iterate pruner.loader(epoch, ...), or put pruner.stage(epoch) right after the tar reader)"
 )
+
+
+def _first_missing(done: set[int]) -> int:
+    """The smallest epoch not in ``done``."""
+    e = 0
+    while e in done:
+        e += 1
+    return e
 
 
 @dataclass(frozen=True)
@@ -116,8 +124,10 @@ class Pruner:
             info = read_run(run_dir)
             if info is None:
                 raise RunError(f"rank {self.rank}: {run_dir} has no run.json; rank 0 must share the run directory")
-            if info.config != self.policy.to_dict():
-                raise RunError(f"rank {self.rank}: run directory {run_dir} was written with another config")
+            diff = differing_fields(info.config, self.policy.to_dict())
+            if diff:
+                raise RunError(f"rank {self.rank}: run directory {run_dir} was written with another config "
+                               f"(differs in {', '.join(diff)})")  # fmt: skip
             self._run = info
         self.epoch: int | None = None
         self.manifest: Manifest | None = None
@@ -144,11 +154,7 @@ class Pruner:
     @property
     def start_epoch(self) -> int:
         """The first epoch not ingested yet: where a restarted run continues."""
-        done = {int(e) for e in self.progress()["ingested"]}
-        e = 0
-        while e in done:
-            e += 1
-        return e
+        return _first_missing({int(e) for e in self.progress()["ingested"]})
 
     @property
     def saved_fraction(self) -> float:
@@ -171,7 +177,7 @@ class Pruner:
                 if epoch > 0 and not lg.is_ingested(epoch - 1):
                     raise RunError(
                         f"cannot plan epoch {epoch}: epoch {epoch - 1} was not ingested (end_epoch() after each "
-                        f"epoch; a restart continues at epoch {self._first_missing(lg)})"
+                        f"epoch; a restart continues at epoch {_first_missing(set(lg.ingested_epochs()))})"
                     )
                 plan_epoch(lg, self.run_dir, epoch, self.policy, world_size=self.world_size, batch_size=batch_size)
         self._coord.barrier(f"manifest of epoch {epoch}")
@@ -180,14 +186,6 @@ class Pruner:
             raise RunError(f"rank {self.rank}: epoch {epoch} has no manifest in {self.run_dir}")
         check_manifest(m, self._run.ledger_fingerprint, self.policy)
         return m
-
-    @staticmethod
-    def _first_missing(lg: Ledger) -> int:
-        done = set(lg.ingested_epochs())
-        e = 0
-        while e in done:
-            e += 1
-        return e
 
     def _begin(self, epoch: int, m: Manifest, batch_size: int | None) -> None:
         self.epoch = epoch

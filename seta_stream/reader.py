@@ -30,8 +30,8 @@ from webdataset.tariterators import group_by_keys, tar_file_expander
 from .errors import ShardError
 from .manifest import Manifest
 from .shards import is_remote
-from .stage import PruneState, _prune
-from .tarindex import TarFormatError, _BufferSource, is_meta, list_members, split_key
+from .stage import PruneState, _prune, sample_weights
+from .tarheaders import BufferSource, TarFormatError, is_meta, list_members, split_key
 
 
 class FastReader:
@@ -86,9 +86,9 @@ def read_kept(manifest: Manifest, index: int, url: str, path: str) -> Iterator[d
                                    "since the ledger was built (rebuild the ledger)")  # fmt: skip
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
-        src = _BufferSource(mm)
+        src = BufferSource(mm)
         offsets, lengths = rows.offsets.tolist(), rows.nbytes.tolist()
-        ids, weights, keys = rows.sample_ids, rows.weights, rows.keys
+        ids, weights, keys = rows.sample_ids.tolist(), sample_weights(rows.weights), rows.keys
         for j in range(len(keys)):
             off = offsets[j]
             try:

@@ -7,8 +7,8 @@ before any shuffle::
     ds = wds.WebDataset(urls, shardshuffle=False).compose(stage).decode("pil")
     # or: wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples(), stage, wds.decode("pil"), ...)
 
-It keeps the samples of the epoch's manifest and adds ``__sample_id__``
-(int64) and ``__weight__`` (float32) to each. A sample is matched by its
+It keeps the samples of the epoch's manifest and adds ``__sample_id__`` (an
+int; int64 once batched) and ``__weight__`` (float32) to each. A sample is matched by its
 position in its shard (as the ledger counted it) and its key is checked. In
 each process (each DataLoader worker) the manifest rows of a shard are read
 when the shard's first sample arrives, so memory follows the shards a worker
@@ -99,6 +99,14 @@ def _check_count(state: PruneState, idx: int, seen: int) -> None:
     state.shards_done += 1
 
 
+_ONE = np.float32(1.0)
+
+
+def sample_weights(w: np.ndarray) -> list[np.float32]:
+    """Per-sample float32 weights as a list; the common all-ones case shares one scalar."""
+    return [_ONE] * len(w) if bool(np.all(w == 1.0)) else list(w.astype(np.float32))
+
+
 def _prune(samples: Iterable[dict[str, Any]], state: PruneState) -> Iterator[dict[str, Any]]:
     """Keep the manifest's samples; see the module docstring."""
     url: str | None = None
@@ -106,8 +114,8 @@ def _prune(samples: Iterable[dict[str, Any]], state: PruneState) -> Iterator[dic
     pos = i = n_rows = 0
     next_pos = -1  # position of the next kept sample in the current shard
     keys: list[str] = []
-    ids: np.ndarray = np.zeros(0, np.int64)
-    weights: np.ndarray = np.zeros(0, np.float32)
+    ids: list[int] = []
+    weights: list[np.float32] = []
     finished: set[str] = set()
     kept = pruned = 0  # counted locally, published to state per shard: this loop runs per sample
     try:
@@ -121,8 +129,9 @@ def _prune(samples: Iterable[dict[str, Any]], state: PruneState) -> Iterator[dic
                     raise ShardError(u, "samples arrive out of order: put the prune stage before any shuffle")
                 url = u
                 idx = state.shard_of(u)
-                rows = state.manifest.rows(idx)
-                want_pos, keys, ids, weights = rows.pos.tolist(), rows.keys, rows.sample_ids, rows.weights
+                rows = state.manifest.rows(idx, spans=False)
+                want_pos, keys = rows.pos.tolist(), rows.keys
+                ids, weights = rows.sample_ids.tolist(), sample_weights(rows.weights)
                 n_rows = len(want_pos)
                 pos = i = 0
                 next_pos = want_pos[0] if n_rows else -1

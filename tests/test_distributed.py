@@ -82,6 +82,30 @@ def test_ranks_yield_equal_batches_and_share_one_ledger(uneven, tmp_path, world:
     assert sorted(os.listdir(tmp_path / "run" / "losses" / "epoch=000000")) == [f"rank={k}.parquet" for k in range(world)]
 
 
+def test_a_rank_whose_shards_keep_few_samples(tmp_path) -> None:
+    """One big shard and three small ones over three ranks: one rank holds most kept samples,
+    one holds very few; all yield the same number of full batches (the small one repeats its
+    samples, the big one leaves some out), and the run completes."""
+    d = tmp_path / "data"
+    paths, start = [], 0
+    for i, n in enumerate([200, 12, 6, 4]):
+        paths += write_wds(str(d), n, n, prefix=f"part{i}", start=start)
+        start += n
+    lp = str(tmp_path / "few.duckdb")
+    build_ledger(paths, lp, progress=False)
+    cfg = dict(CFG, policy="random", prune_ratio=0.0, epochs=2)
+    r = job(lp, str(tmp_path / "run"), 3, "--workers", "2", config=cfg)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.load(open(tmp_path / "run" / "manifests" / "epoch=000000" / "summary.json"))
+    loads = sorted(sum(summary["shards"]["kept"][i] for i in ranks) for ranks in summary["assignment"])
+    assert loads == [10, 12, 200]
+    steps = [json.load(open(tmp_path / "run" / f"steps-rank{k}.json")) for k in range(3)]
+    assert len({tuple(s["0"]) for s in steps}) == 1 and steps[0]["0"][0] == -(-222 // 24)
+    with Ledger.open(lp, read_only=True) as lg:
+        seen = lg.con.execute("SELECT count(*) FROM scores WHERE n_seen > 0").fetchall()[0][0]
+    assert seen >= 22  # every sample of the small ranks was trained
+
+
 def test_a_rank_that_dies_makes_the_others_fail_not_hang(uneven, tmp_path) -> None:
     paths, lp = uneven
     t0 = time.monotonic()

@@ -214,3 +214,16 @@ def test_more_workers_than_shards_and_determinism(dataset, tmp_path) -> None:
     assert n == p.steps_this_epoch == len(loader)
     progress = json.load(open(os.path.join(str(tmp_path / "c"), "progress.json")))
     assert progress["n_samples"] == 300
+
+
+def test_gradient_accumulation_records_every_micro_batch(dataset, tmp_path) -> None:
+    paths, lp = dataset
+    p = Pruner(str(tmp_path / "run"), ledger=lp, config=dict(policy="full", epochs=1))
+    ids_seen = []
+    for batch in p.loader(0, batch_size=20):
+        for half in (slice(0, 10), slice(10, 20)):  # two micro-batches per step
+            ids = batch["__sample_id__"][half]
+            p.update(torch.ones(10), ids=ids)
+            ids_seen += ids.tolist()
+    report = p.end_epoch()
+    assert report.records == 300 and sorted(ids_seen) == list(range(300))

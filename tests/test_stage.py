@@ -69,9 +69,9 @@ def test_each_process_reads_only_its_shards_rows(dataset, tmp_path, monkeypatch)
     read: list[object] = []
     orig = Manifest.rows
 
-    def spy(self: Manifest, shard: object):  # type: ignore[no-untyped-def]
+    def spy(self: Manifest, shard: object, spans: bool = True):  # type: ignore[no-untyped-def]
         read.append(shard)
-        return orig(self, shard)
+        return orig(self, shard, spans)
 
     monkeypatch.setattr(Manifest, "rows", spy)
     stage = prune_stage(run, 0)

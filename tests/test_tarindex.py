@@ -14,7 +14,8 @@ from webdataset.tariterators import base_plus_ext
 
 from seta_stream.errors import ShardError
 from seta_stream.shards import ShardRef, expand_shards
-from seta_stream.tarindex import BLOCK, _BufferSource, list_members, index_shard, split_key
+from seta_stream.tarheaders import BLOCK, BufferSource, list_members, split_key
+from seta_stream.tarindex import index_shard
 
 
 def _ref(path: str) -> ShardRef:
@@ -59,7 +60,7 @@ def test_offsets_and_spans_cover_each_sample(fixture_shards: dict[str, list[str]
                 assert off % BLOCK == 0 and n % BLOCK == 0
                 span = data[off : off + n]
                 got = {}
-                for name, _h, _d, _s, payload in list_members(_BufferSource(span, int(off)), int(off), int(off + n), True):
+                for name, _h, _d, _s, payload in list_members(BufferSource(span, int(off)), int(off), int(off + n), True):
                     parts = split_key(name)
                     if parts and not name.startswith("__"):
                         got[parts[1].lower()] = payload

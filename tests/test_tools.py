@@ -81,6 +81,17 @@ def test_train_logs_metrics_and_resumes(mnist: str, tmp_path) -> None:
     assert r.returncode != 0 and "prune_ratio must be in [0, 1)" in r.stderr
 
 
+def test_train_under_torchrun_on_two_cpu_ranks(mnist: str, tmp_path) -> None:
+    run = str(tmp_path / "ddp")
+    r = _py("-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29547",
+            os.path.join(TOOLS, "train.py"), "--config", os.path.join(ROOT, "configs", "mnist1d.yaml"),
+            "--data", mnist, "--run", run, "--epochs", "2", "--device", "cpu", "--quiet", timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(x) for x in open(os.path.join(run, "metrics.jsonl"))]
+    assert [x["epoch"] for x in rows] == [0, 1]
+    assert sorted(os.listdir(os.path.join(run, "losses", "epoch=000000"))) == ["rank=0.parquet", "rank=1.parquet"]
+
+
 def test_demo_runs_end_to_end(tmp_path) -> None:
     r = _py(os.path.join(TOOLS, "demo.py"), "--out", str(tmp_path / "demo"), "--train", "2000", "--test", "500",
             "--epochs", "3", cwd=ROOT, timeout=600)  # fmt: skip
