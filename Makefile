@@ -14,7 +14,6 @@ DEMO_DIR ?= demo
 # machines, so this avoids pulling a multi-GB CUDA build from the index.
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0" || $(PY) -m pip install -q "torch>=2.2"
 	$(PY) -m pip install -q -e ".[$*]"
 	touch $@

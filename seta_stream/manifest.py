@@ -113,6 +113,7 @@ class Manifest:
         self._row_group: list[int] = sh["row_group"]
         self._index = {n: i for i, n in enumerate(self.shard_names)}
         self._file: pq.ParquetFile | None = None
+        self._cache: dict[tuple[int, bool], ShardRows] = {}
 
     @property
     def epoch(self) -> int:
@@ -147,32 +148,50 @@ class Manifest:
         """Batches every rank yields (the same on all ranks)."""
         return steps_per_rank(self.n_selected, world_size, batch_size)
 
-    def rows(self, shard: int | str, spans: bool = True) -> ShardRows:
-        """The selected rows of one shard (by index or name), reading only its row group.
+    def rows(self, shard: int | str, spans: bool = True, prefetch: int = 1, stride: int = 1) -> ShardRows:
+        """The selected rows of one shard (by index or name), reading only row groups of shards.
 
-        With ``spans=False`` the byte offsets and sizes are not read (the prune
-        stage needs positions, a seeking reader needs spans): this runs once per
-        shard in every worker, and with small shards its cost shows.
+        Args:
+            shard: Index or name.
+            spans: Also read the byte offsets and sizes (a seeking reader needs
+                them; the prune stage does not).
+            prefetch: Read the row groups of this many shards in one call: this
+                one and the next ones at ``stride`` (a worker of N streams every
+                Nth shard); the others wait in a small cache until asked for.
+                One read per shard costs more than the rows themselves when
+                shards are small.
+            stride: See ``prefetch``.
         """
         i = shard if isinstance(shard, int) else self._index.get(shard)
         if i is None:
             raise ManifestError(f"shard {shard} is not in the manifest of epoch {self.epoch}")
-        rg = self._row_group[i]
+        cached = self._cache.pop((i, spans), None)
+        if cached is not None:
+            return cached
         empty = np.zeros(0, np.int64)
-        if rg < 0:
+        if self._row_group[i] < 0:
             return ShardRows(np.zeros(0, np.int32), [], empty, np.zeros(0, np.float32), empty, empty)
         if self._file is None:
             self._file = pq.ParquetFile(os.path.join(self.directory, "manifest.parquet"))
+        want = [j for j in range(i, len(self._row_group), max(stride, 1))[:prefetch] if self._row_group[j] >= 0]
         cols = ["key", "sample_id", "pos", "weight"] + (["byte_offset", "nbytes"] if spans else [])
-        t = self._file.read_row_group(rg, columns=cols, use_threads=False)
-        return ShardRows(
-            pos=t.column("pos").to_numpy(),
-            keys=t.column("key").to_pylist(),
-            sample_ids=t.column("sample_id").to_numpy(),
-            weights=t.column("weight").to_numpy(),
-            offsets=t.column("byte_offset").to_numpy() if spans else empty,
-            nbytes=t.column("nbytes").to_numpy() if spans else empty,
-        )
+        t = self._file.read_row_groups([self._row_group[j] for j in want], columns=cols, use_threads=False)
+        pos, ids, weights = (t.column(c).to_numpy() for c in ("pos", "sample_id", "weight"))
+        keys = t.column("key").to_pylist()
+        offsets = t.column("byte_offset").to_numpy() if spans else None
+        nbytes = t.column("nbytes").to_numpy() if spans else None
+        start = 0
+        for j in want:
+            end = start + self.shard_kept[j]
+            rows = ShardRows(pos[start:end], keys[start:end], ids[start:end], weights[start:end],
+                             offsets[start:end] if offsets is not None else empty,
+                             nbytes[start:end] if nbytes is not None else empty)  # fmt: skip
+            if j == i:
+                out = rows
+            elif len(self._cache) < 4 * prefetch:
+                self._cache[(j, spans)] = rows
+            start = end
+        return out
 
     def table(self) -> pa.Table:
         """All rows (for inspection and tests; workers use :meth:`rows`)."""

@@ -11,8 +11,9 @@ It keeps the samples of the epoch's manifest and adds ``__sample_id__`` (an
 int; int64 once batched) and ``__weight__`` (float32) to each. A sample is matched by its
 position in its shard (as the ledger counted it) and its key is checked. In
 each process (each DataLoader worker) the manifest rows of a shard are read
-when the shard's first sample arrives, so memory follows the shards a worker
-streams, not the dataset. At the end of each shard the number of samples seen
+when the shard's first sample arrives, together with those of the next few
+shards the worker will stream (webdataset deals worker w of N every Nth
+shard), so memory follows the shards a worker streams, not the dataset. At the end of each shard the number of samples seen
 is checked against the ledger; a mismatch means the shard changed since the
 ledger was built and is an error naming the shard.
 """
@@ -23,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
+from torch.utils.data import get_worker_info
 from webdataset.filters import pipelinefilter
 
 from .errors import ManifestError, ShardError
@@ -57,6 +59,12 @@ class PruneState:
         d["_manifest"] = None
         d["_resolver"] = None
         return d
+
+    @property
+    def stride(self) -> int:
+        """Shards between two that this process streams, as webdataset's ``split_by_worker`` deals them."""
+        info = get_worker_info()
+        return info.num_workers if info is not None else 1
 
     @property
     def manifest(self) -> Manifest:
@@ -129,7 +137,7 @@ def _prune(samples: Iterable[dict[str, Any]], state: PruneState) -> Iterator[dic
                     raise ShardError(u, "samples arrive out of order: put the prune stage before any shuffle")
                 url = u
                 idx = state.shard_of(u)
-                rows = state.manifest.rows(idx, spans=False)
+                rows = state.manifest.rows(idx, spans=False, prefetch=16, stride=state.stride)
                 want_pos, keys = rows.pos.tolist(), rows.keys
                 ids, weights = rows.sample_ids.tolist(), sample_weights(rows.weights)
                 n_rows = len(want_pos)

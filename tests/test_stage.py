@@ -62,21 +62,29 @@ def test_stage_with_dataloader_workers(dataset, tmp_path) -> None:
     assert {w for *_, w in got} == {1.0, 2.0}
 
 
-def test_each_process_reads_only_its_shards_rows(dataset, tmp_path, monkeypatch) -> None:
+def test_each_worker_reads_only_its_shards_rows(dataset, tmp_path, monkeypatch) -> None:
+    """A worker reads the manifest rows of the shards it streams (webdataset deals worker w
+    every Nth shard; rows are read a few shards ahead along that stride), never the others'."""
+    import pyarrow.parquet as pq
+
     paths, lp = dataset
     run = str(tmp_path / "run")
     _plan(lp, run)
-    read: list[object] = []
-    orig = Manifest.rows
+    log = tmp_path / "reads"
+    log.mkdir()
+    orig = pq.ParquetFile.read_row_groups
 
-    def spy(self: Manifest, shard: object, spans: bool = True):  # type: ignore[no-untyped-def]
-        read.append(shard)
-        return orig(self, shard, spans)
+    def spy(self, row_groups, *a, **k):  # type: ignore[no-untyped-def]
+        with open(log / str(os.getpid()), "a") as f:
+            f.write(" ".join(map(str, row_groups)) + "\n")
+        return orig(self, row_groups, *a, **k)
 
-    monkeypatch.setattr(Manifest, "rows", spy)
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", spy)
     stage = prune_stage(run, 0)
-    list(wds.WebDataset(paths[2:4], shardshuffle=False).compose(stage))
-    assert read == [2, 3]
+    ds = wds.WebDataset(paths, shardshuffle=False, workersplitter=wds.split_by_worker).compose(stage)
+    assert sum(1 for _ in torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)) == 150
+    seen = [sorted({int(x) for line in f.read_text().split("\n") for x in line.split()}) for f in log.iterdir()]
+    assert sorted(seen) == [[0, 2, 4], [1, 3, 5]]  # row group i holds shard i: all six keep samples
 
 
 def _manifest_keeping(lp: str, run: str, ids: list[int]) -> Manifest:
