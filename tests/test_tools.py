@@ -83,9 +83,9 @@ def test_train_logs_metrics_and_resumes(mnist: str, tmp_path) -> None:
 
 def test_train_under_torchrun_on_two_cpu_ranks(mnist: str, tmp_path) -> None:
     run = str(tmp_path / "ddp")
-    r = _py("-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29547",
+    r = _py("-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
             os.path.join(TOOLS, "train.py"), "--config", os.path.join(ROOT, "configs", "mnist1d.yaml"),
-            "--data", mnist, "--run", run, "--epochs", "2", "--device", "cpu", "--quiet", timeout=600)  # fmt: skip
+            "--data", mnist, "--run-dir", run, "--epochs", "2", "--device", "cpu", "--quiet", timeout=600)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     rows = [json.loads(x) for x in open(os.path.join(run, "metrics.jsonl"))]
     assert [x["epoch"] for x in rows] == [0, 1]

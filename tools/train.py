@@ -72,7 +72,8 @@ def load_test_set(data: str) -> tuple[torch.Tensor, torch.Tensor]:
     if not paths:
         raise SystemExit(f"no test shards in {os.path.join(data, 'test')}")
     xs, ys = [], []
-    for s in wds.WebDataset(paths, shardshuffle=False):
+    # Every rank evaluates on the whole test set: no node or worker split.
+    for s in wds.WebDataset(paths, shardshuffle=False, nodesplitter=None, workersplitter=None):
         xs.append(np.load(io.BytesIO(s["npy"])))
         ys.append(int(s["cls"]))
     return torch.from_numpy(np.stack(xs)), torch.tensor(ys)
@@ -138,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True)
     p.add_argument("--data", required=True, help="directory made by make_mnist1d_shards.py")
-    p.add_argument("--run", required=True, help="run directory")
+    # --run-dir is the spelling to use under torchrun, whose own parser takes a bare
+    # --run for an abbreviation of its --run-path and stops with an error.
+    p.add_argument("--run", "--run-dir", dest="run", required=True, help="run directory (under torchrun: --run-dir)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--policy", choices=list(POLICIES))
     p.add_argument("--seed", type=int)
