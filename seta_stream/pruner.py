@@ -263,9 +263,10 @@ class Pruner:
     def stage(self, epoch: int, batch_size: int | None = None) -> Any:
         """The prune stage for ``epoch``, for a webdataset pipeline of your own.
 
-        Read this rank's shards (:meth:`shard_urls`), put the stage right after
-        the tar reader, and call :meth:`update` and :meth:`end_epoch` as with
-        :meth:`loader`. With ``batch_size`` given, :attr:`steps_this_epoch`
+        Read this rank's shards (:meth:`shard_urls`; they are split among
+        ranks already, so pass ``nodesplitter=None`` to ``wds.WebDataset``),
+        put the stage right after the tar reader, and call :meth:`update` and
+        :meth:`end_epoch` as with :meth:`loader`. With ``batch_size`` given, :attr:`steps_this_epoch`
         is the number of batches to run on every rank.
         """
         m = self._manifest_for(epoch, batch_size)

@@ -3,8 +3,9 @@
 Place it right after the tar reader (``group_by_keys``), before ``decode`` and
 before any shuffle::
 
-    stage = seta_stream.prune_stage(run_dir, epoch)            # or pruner.stage(epoch)
-    ds = wds.WebDataset(urls, shardshuffle=False).compose(stage).decode("pil")
+    stage = pruner.stage(epoch)                 # or seta_stream.prune_stage(run_dir, epoch)
+    urls = pruner.shard_urls()                  # this rank's shards: no node splitter
+    ds = wds.WebDataset(urls, shardshuffle=False, nodesplitter=None).compose(stage).decode("pil")
     # or: wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples(), stage, wds.decode("pil"), ...)
 
 It keeps the samples of the epoch's manifest and adds ``__sample_id__`` (an

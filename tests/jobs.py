@@ -22,6 +22,7 @@ import sys
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import webdataset as wds
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
@@ -39,6 +40,7 @@ def features(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[
 def run(rank: int, a: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     if a.world_size > 1:
+        os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(a.world_size))  # as torchrun sets them
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{a.port}", rank=rank,
                                 world_size=a.world_size, timeout=dt.timedelta(seconds=a.timeout))  # fmt: skip
     torch.manual_seed(0)
@@ -57,7 +59,12 @@ def run(rank: int, a: argparse.Namespace) -> None:
     die = tuple(map(int, a.die_at.split(":"))) if a.die_at else None
     steps = {}
     for epoch in range(start, config["epochs"]):
-        loader = pruner.loader(epoch, batch_size=a.batch_size, num_workers=a.workers)
+        if a.own_pipeline:  # the README's pipeline of one's own: this rank's shards, the stage, a DataLoader
+            stage = pruner.stage(epoch, batch_size=a.batch_size)
+            ds = wds.WebDataset(pruner.shard_urls(), shardshuffle=False, nodesplitter=None).compose(stage)
+            loader = torch.utils.data.DataLoader(ds, batch_size=a.batch_size, num_workers=a.workers)
+        else:
+            loader = pruner.loader(epoch, batch_size=a.batch_size, num_workers=a.workers)
         n = 0
         for step, batch in enumerate(loader):
             if kill == (epoch, step) and rank == 0:
@@ -98,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=20.0)
     p.add_argument("--reader", default="auto")
     p.add_argument("--sync-grads", action="store_true")
+    p.add_argument("--own-pipeline", action="store_true", help="wds.WebDataset + pruner.stage instead of pruner.loader")
     p.add_argument("--kill-at", default=None)
     p.add_argument("--die-at", default=None)
     a = p.parse_args(argv)

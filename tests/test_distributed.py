@@ -116,3 +116,21 @@ def test_a_rank_that_dies_makes_the_others_fail_not_hang(uneven, tmp_path) -> No
     assert codes[2] == 3 and codes[0] != 0 and codes[1] != 0
     assert "waiting for all 3 ranks at 'loss records of epoch 0' failed" in r.stderr
     assert elapsed < 120
+
+
+def test_own_pipeline_with_the_stage_under_two_ranks(uneven, tmp_path) -> None:
+    """wds.WebDataset(pruner.shard_urls(), nodesplitter=None) + pruner.stage, as the README shows:
+    each rank streams its own shards, and every kept sample is recorded exactly once per epoch."""
+    paths, lp = uneven
+    ledger = _copy(lp, "own.duckdb")
+    run = tmp_path / "run"
+    r = job(ledger, str(run), 2, "--workers", "2", "--own-pipeline")
+    assert r.returncode == 0, r.stderr[-3000:]
+    for epoch in range(3):
+        kept = pq.read_table(run / "manifests" / f"epoch={epoch:06d}" / "manifest.parquet").column("sample_id").to_pylist()
+        parts = [pq.read_table(run / "losses" / f"epoch={epoch:06d}" / f"rank={k}.parquet") for k in range(2)]
+        ids = [i for t in parts for i in t.column("sample_id").to_pylist()]
+        assert sorted(ids) == sorted(kept)
+        assert all(t.num_rows > 0 for t in parts)
+    with Ledger.open(ledger, read_only=True) as lg:
+        assert [r["epoch"] for r in lg.epoch_rows() if r["ingested_at"]] == [0, 1, 2]
