@@ -27,6 +27,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from .errors import SetaStreamError, ShardError
+from .files import temp_name
 from .ledger import Ledger, fetch_one
 from .shards import ShardRef, expand_shards, probe_fingerprint
 from .tarindex import ShardIndex, index_shard
@@ -202,7 +203,7 @@ def build_ledger(
     workers = workers if workers is not None else (os.cpu_count() or 1)
     summary = BuildSummary(ledger=ledger_path)
     fresh = rebuild or not os.path.exists(ledger_path)
-    target = f"{ledger_path}.tmp-{os.getpid()}" if fresh else ledger_path
+    target = temp_name(ledger_path) if fresh else ledger_path
     if fresh:
         _remove_db(target)
     ok = False
